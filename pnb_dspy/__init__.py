@@ -1,0 +1,1 @@
+"""Plan-and-Budget for DSPy."""
