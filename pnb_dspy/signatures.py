@@ -6,8 +6,10 @@ import dspy
 
 class PlanQuestion(dspy.Signature):
     """Break the question into a short list of sub-questions that, answered in order, solve it.
-    Write one sub-question per line as `1. <sub-question> (difficulty: D)`, where D is 1 (trivial)
-    to 5 (hard). Then rate the whole question's difficulty level from 1 to 5."""
+    Each sub-question asks for one intermediate quantity; do not copy the question's sentences.
+    Write one per line as `1. <sub-question> (difficulty: D)`, where D is 1 (trivial) to 5 (hard),
+    for example `1. How many eggs are left after breakfast? (difficulty: 2)`. Then rate the whole
+    question's difficulty level from 1 to 5."""
 
     question: str = dspy.InputField()
     max_steps: int = dspy.InputField(desc="the largest number of sub-questions allowed")
