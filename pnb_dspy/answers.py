@@ -74,7 +74,7 @@ def parse_number(text: str) -> Decimal | None:
         phrase = _ANSWER_PHRASE_RE.search(text)
         candidate = phrase.group(1) if phrase else text
     candidate = candidate.replace("\\$", "").replace("$", "").replace("\\!", "").replace("\\,", "")
-    candidate = candidate.replace("{,}", ",").strip().rstrip(".").strip()
+    candidate = candidate.replace("{,}", ",").replace("\u2212", "-").strip().rstrip(".").strip()
 
     fraction = _FRACTION_RE.match(candidate) or _LATEX_FRACTION_RE.match(candidate)
     if fraction:
@@ -132,7 +132,7 @@ def _verify_latex(prediction: str, gold: str, use_signal_timeout: bool) -> bool:
     gold_text = gold if "$" in gold or "\\boxed" in gold else f"${gold}$"
     boxed = extract_boxed(prediction)
     prediction_text = f"${boxed}$" if boxed is not None else prediction
-    if "$" not in prediction_text and "\\" not in prediction_text:
+    if "$" not in prediction_text:
         prediction_text = f"${prediction_text}$"
     parsed_gold = parse(gold_text, parsing_timeout=seconds)
     parsed_prediction = parse(prediction_text, parsing_timeout=seconds)
@@ -156,7 +156,11 @@ def is_correct(prediction: str | None, gold: str, kind: AnswerKind = "auto") -> 
     if kind == "number":
         return numbers_match(prediction, gold)
     if kind == "latex":
-        return latex_match(prediction, gold) or numbers_match(prediction, gold)
+        # Falling back to numbers is safe only when the gold answer is itself a plain number
+        # or fraction: the last number of `6 - 5i` or `\\sqrt{2}` is not the answer.
+        if _is_plain_number_or_fraction(gold_answer(gold)) and numbers_match(prediction, gold):
+            return True
+        return latex_match(prediction, gold)
     if _is_plain_number(gold_answer(gold)):
         return numbers_match(prediction, gold)
     return latex_match(prediction, gold)
@@ -164,3 +168,10 @@ def is_correct(prediction: str | None, gold: str, kind: AnswerKind = "auto") -> 
 
 def _is_plain_number(text: str) -> bool:
     return re.fullmatch(r"\s*-?[\d,]*\.?\d+\s*", text) is not None
+
+
+def _is_plain_number_or_fraction(text: str) -> bool:
+    cleaned = text.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "").replace("{,}", ",").strip()
+    if _is_plain_number(cleaned):
+        return True
+    return (_FRACTION_RE.match(cleaned) or _LATEX_FRACTION_RE.match(cleaned)) is not None

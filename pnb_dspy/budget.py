@@ -75,8 +75,8 @@ def optimal_allocation(
             "uncertainties and decay_rates must be non-empty and of equal length, "
             f"but got {len(uncertainties)} and {len(decay_rates)}"
         )
-    if total_tokens <= 0:
-        raise ValueError(f"total_tokens must be positive, but got {total_tokens=}")
+    if not math.isfinite(total_tokens) or total_tokens <= 0:
+        raise ValueError(f"total_tokens must be a positive finite number, but got {total_tokens=}")
     for c, beta in zip(uncertainties, decay_rates):
         if not (c > 0 and beta > 0):
             raise ValueError(f"every c and beta must be positive, but got c={c!r}, beta={beta!r}")
@@ -103,8 +103,13 @@ def _tokens_at_multiplier(
 def _allocation_by_bisection(
     uncertainties: Sequence[float], decay_rates: Sequence[float], total_tokens: float
 ) -> list[float]:
-    # The summed tokens fall monotonically as log(lambda) grows, so bisection converges.
-    low, high = -200.0, 200.0
+    # The summed tokens fall monotonically as log(lambda) grows, so bisection converges. At
+    # log(lambda) = min_j(L_j - (beta_j+1)·log B), with L_j = log(c_j·beta_j), every b_j >= B;
+    # at max_j(L_j - (beta_j+1)·log(B/n)) every b_j <= B/n. The root lies between them.
+    log_terms = [math.log(c * beta) for c, beta in zip(uncertainties, decay_rates)]
+    n_steps = len(uncertainties)
+    low = min(term - (beta + 1) * math.log(total_tokens) for term, beta in zip(log_terms, decay_rates))
+    high = max(term - (beta + 1) * math.log(total_tokens / n_steps) for term, beta in zip(log_terms, decay_rates))
     for _ in range(200):
         middle = (low + high) / 2
         if sum(_tokens_at_multiplier(middle, uncertainties, decay_rates)) > total_tokens:
@@ -132,13 +137,21 @@ class LevelBudgetMap:
         if len(self.budgets) != 5:
             raise ValueError(f"budgets must hold 5 entries (levels 1 to 5), but got {list(self.budgets)}")
         for level, budget in enumerate(self.budgets, start=1):
-            if not isinstance(budget, int) or budget <= 0 or budget > MAX_TOTAL_TOKENS:
+            if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0 or budget > MAX_TOTAL_TOKENS:
                 raise ValueError(
                     f"the budget for level {level} must be a whole number of tokens in 1..{MAX_TOTAL_TOKENS}, "
                     f"but got {budget!r}; typical budgets are 100 to 2000 tokens"
                 )
+        if not isinstance(self.scale, (int, float)) or isinstance(self.scale, bool):
+            raise TypeError(f"scale must be a number, but got scale={self.scale!r}")
         if not (math.isfinite(self.scale) and 0 < self.scale <= 20):
-            raise ValueError(f"scale must be in (0, 20], but got scale={self.scale!r}")
+            raise ValueError(f"scale must be in (0, 20], but got scale={self.scale!r}; 0.5 to 2 is typical")
+        largest = round(max(self.budgets) * self.scale)
+        if largest > MAX_TOTAL_TOKENS:
+            raise ValueError(
+                f"scale={self.scale!r} makes the largest budget {largest} tokens, more than {MAX_TOTAL_TOKENS}; "
+                "lower the scale or the level budgets"
+            )
 
     def total_tokens(self, level: int) -> int:
         """Return the total token budget for a question of the given level (1 to 5)."""

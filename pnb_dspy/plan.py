@@ -16,10 +16,12 @@ MIN_DIFFICULTY, MAX_DIFFICULTY = 1, 5
 
 _STEP_PREFIX_RE = re.compile(r"^\s*(?:(?:step|sub-?question)\s*)?(?:\d+\s*[.):]|[-*•])\s*", re.IGNORECASE)
 _DIFFICULTY_RE = re.compile(
-    r"[\(\[\{]?\s*(?:difficulty|complexity|credit|level)\s*[:=]?\s*(\d+(?:\.\d+)?)\s*(?:/\s*5)?\s*[\)\]\}]?",
+    r"[\(\[\{]?\s*\b(?:difficulty|complexity|credit|level)\s*[:=]?\s*(\d+(?:\.\d+)?)\s*(?:/\s*5)?\s*[\)\]\}]?",
     re.IGNORECASE,
 )
-_LEVEL_RE = re.compile(r"([1-5])")
+_LEVEL_RE = re.compile(r"(?<!\d)([1-5])(?!\d)")
+# An unnumbered line that starts with one of these labels rates the whole plan, not a step.
+_SUMMARY_LABEL_RE = re.compile(r"^\s*(?:overall|total|question|problem|level|difficulty)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def one_step_plan(question: str, reason: str, level: int = DEFAULT_DIFFICULTY, r
 
 
 def parse_level(text: str | None) -> int | None:
-    """Return the first digit from 1 to 5 in `text`, or None."""
+    """Return the first standalone digit from 1 to 5 in `text` (not part of `10` or `25`), or None."""
     if not text:
         return None
     match = _LEVEL_RE.search(str(text))
@@ -77,12 +79,17 @@ def parse_steps(text: str) -> list[Step]:
         if not line.strip():
             continue
         has_prefix = _STEP_PREFIX_RE.match(line) is not None
+        if not has_prefix and _SUMMARY_LABEL_RE.match(line):
+            continue
         body = _STEP_PREFIX_RE.sub("", line, count=1)
         difficulty = DEFAULT_DIFFICULTY
-        match = _DIFFICULTY_RE.search(body)
+        # The rating follows the sub-question, so the last match is the rating even when the
+        # sub-question itself mentions a level or difficulty.
+        matches = list(_DIFFICULTY_RE.finditer(body))
+        match = matches[-1] if matches else None
         if match:
             difficulty = _clamp_difficulty(float(match.group(1)))
-            body = (body[: match.start()] + body[match.end() :]).strip()
+            body = " ".join((body[: match.start()] + " " + body[match.end() :]).split())
         body = body.strip().strip("-:").strip()
         if not body or not (has_prefix or match):
             continue

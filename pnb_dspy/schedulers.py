@@ -49,11 +49,14 @@ def allocate_integer_budgets(
         )
 
     remaining = total_tokens - reserved
-    weight_sum = sum(weights)
-    if weight_sum == 0:
+    largest = max(weights)
+    if largest == 0:
         # All-zero credits carry no preference, so split evenly.
         weights = [1.0] * n_steps
-        weight_sum = float(n_steps)
+    else:
+        # Dividing by the largest weight first keeps the sum finite for huge weights.
+        weights = [weight / largest for weight in weights]
+    weight_sum = sum(weights)
 
     exact_shares = [remaining * weight / weight_sum for weight in weights]
     budgets = [min_tokens_per_step + math.floor(share) for share in exact_shares]

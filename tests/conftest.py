@@ -14,7 +14,7 @@ from dspy.dsp.utils.settings import DEFAULT_CONFIG
 def isolated_dspy() -> Iterator[None]:
     """Run each test with DSPy's caches off and restore DSPy's default settings afterwards.
 
-    A test that needs caching calls `dspy.configure_cache` itself; the next test gets a
+    A test that needs caching calls `dspy.configure_cache` itself. The next test gets a
     fresh, disabled cache, so no test reads another test's cached replies.
     """
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
