@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dspy
 
-from pnb_dspy.budget import LevelBudgetMap
+from pnb_dspy.budget import MAX_TOTAL_TOKENS, LevelBudgetMap
 from pnb_dspy.config import BudgetUnit
 from pnb_dspy.modules import call_lenient, format_budget
 from pnb_dspy.plan import DEFAULT_DIFFICULTY
@@ -25,7 +25,7 @@ class Vanilla(dspy.Module):
 
     def forward(self, question: str, level: int | None = None) -> dspy.Prediction:
         if not isinstance(question, str) or not question.strip():
-            raise ValueError("question must be non-empty text, but got an empty or blank question")
+            raise ValueError(f"question must be non-empty text, but got {question!r}; pass the question to answer")
         with track_tokens() as ledger:
             with stage("solver"):
                 reply, parse_failed = call_lenient(self.solve, question=question)
@@ -51,10 +51,12 @@ class GlobalBudget(dspy.Module):
         budget_unit: BudgetUnit = "tokens",
     ) -> None:
         super().__init__()
-        if token_budget is not None and (not isinstance(token_budget, int) or token_budget <= 0):
+        if token_budget is not None and (
+            not isinstance(token_budget, int) or isinstance(token_budget, bool) or not 0 < token_budget <= MAX_TOTAL_TOKENS
+        ):
             raise ValueError(
-                f"token_budget must be a positive whole number of tokens, but got token_budget={token_budget!r}; "
-                "typical budgets are 100 to 1000"
+                f"token_budget must be a whole number of tokens from 1 to {MAX_TOTAL_TOKENS}, but got "
+                f"token_budget={token_budget!r}; typical budgets are 100 to 1000"
             )
         self.token_budget = token_budget
         self.level_map = level_map or LevelBudgetMap()
@@ -69,7 +71,7 @@ class GlobalBudget(dspy.Module):
 
     def forward(self, question: str, level: int | None = None) -> dspy.Prediction:
         if not isinstance(question, str) or not question.strip():
-            raise ValueError("question must be non-empty text, but got an empty or blank question")
+            raise ValueError(f"question must be non-empty text, but got {question!r}; pass the question to answer")
         budget = self.budget_for(level)
         with track_tokens() as ledger:
             with stage("solver"):

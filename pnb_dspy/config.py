@@ -65,7 +65,7 @@ class PnBConfig:
         _check_choice("mode", self.mode, SOLVE_MODES)
         _check_choice("budget_unit", self.budget_unit, BUDGET_UNITS)
         _check_choice("plan_style", self.plan_style, PLAN_STYLES)
-        if not isinstance(self.max_steps, int) or not 1 <= self.max_steps <= MAX_STEPS_LIMIT:
+        if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or not 1 <= self.max_steps <= MAX_STEPS_LIMIT:
             raise ValueError(
                 f"max_steps must be an integer from 1 to {MAX_STEPS_LIMIT}, but got max_steps={self.max_steps!r}; "
                 "plans of 2 to 5 steps are typical"

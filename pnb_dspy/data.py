@@ -24,6 +24,7 @@ from pnb_dspy.answers import AnswerKind
 logger = logging.getLogger(__name__)
 
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+OTHER_FILE_SUFFIXES = (".txt", ".tsv", ".xls", ".xlsx", ".gz", ".zip", ".arrow")
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,18 @@ def _read_rows(source: str, split: str) -> list[dict[str, Any]]:
         except ValueError as error:
             raise DataError(f"cannot read {source!r}: {error}") from error
         return [dict(row) for row in dataset]
-    if path.exists():
+    if path.exists() or _looks_like_local_path(source):
+        if not path.exists():
+            raise DataError(f"data file not found: {source!r}; check the path")
         raise DataError(f"unsupported data file type {suffix or '(none)'!r} for {source!r}; use one of {', '.join(FILE_BUILDERS)}")
     dataset = datasets.load_dataset(source, split=split)
     return [dict(row) for row in dataset]
+
+
+def _looks_like_local_path(source: str) -> bool:
+    # Hub names have the form `owner/name`. A source that starts like a path or ends in a
+    # common data-file suffix is a local file, and a missing one must not go to the hub.
+    return source.startswith(("/", "./", "../", "~")) or Path(source).suffix.lower() in OTHER_FILE_SUFFIXES
 
 
 def _check_text_file(path: Path, suffix: str) -> None:
@@ -125,9 +134,13 @@ def _check_text_file(path: Path, suffix: str) -> None:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
+        line, column = _line_and_column(raw, error.start)
         raise DataError(
-            f"{str(path)!r} is not UTF-8 text (invalid byte at offset {error.start}); convert it to UTF-8"
+            f"{str(path)!r} is not UTF-8 text: invalid byte {raw[error.start]:#04x} at line {line}, column {column}; "
+            "convert the file to UTF-8"
         ) from error
+    if suffix == ".csv" and len([line for line in text.splitlines() if line.strip()]) < 2:
+        raise DataError(f"{str(path)!r} has a header but no rows; give a file with at least one question")
     if suffix != ".jsonl":
         return
     for number, line in enumerate(text.splitlines(), start=1):
@@ -136,9 +149,17 @@ def _check_text_file(path: Path, suffix: str) -> None:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(f"{str(path)!r} line {number} is not valid JSON: {error.msg}; fix or remove that line") from error
+            raise DataError(
+                f"{str(path)!r} line {number}, column {error.colno} is not valid JSON: {error.msg}; fix or remove that line"
+            ) from error
         if not isinstance(value, dict):
             raise DataError(f"{str(path)!r} line {number} is not a JSON object; each line must be one object")
+
+
+def _line_and_column(raw: bytes, offset: int) -> tuple[int, int]:
+    """Return the 1-based line and byte column of `offset` in `raw`."""
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
 def _resolve_fields(
@@ -197,10 +218,19 @@ def _row_level(row_label: str, row: dict[str, Any], level_field: str | None) -> 
     if level_field is None or row.get(level_field) is None:
         return None
     value = row[level_field]
-    try:
-        level = int(str(value).strip().removeprefix("Level ").strip())
-    except ValueError:
+    if isinstance(value, float) and math.isnan(value):
+        # A CSV column with an empty cell is read as floats, with NaN for the empty cell.
+        return None
+    level: int | None
+    if isinstance(value, float) and value.is_integer():
+        level = int(value)
+    elif isinstance(value, bool):
         level = None
+    else:
+        try:
+            level = int(str(value).strip().removeprefix("Level ").strip())
+        except ValueError:
+            level = None
     if level is None or not 1 <= level <= 5:
         raise DataError(f"{row_label} has {level_field}={value!r}; levels must be integers from 1 to 5")
     return level

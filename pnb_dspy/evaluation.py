@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,8 @@ ALL_METHODS = ("pnb", "vanilla", "global-budget")
 
 # Failures of the LM call itself. They are recorded as errors, never as wrong answers.
 LM_FAILURES: tuple[type[BaseException], ...] = (LMError, ConnectionError, TimeoutError)
+
+MIN_SECRET_LENGTH = 8
 
 
 def build_method(name: str, config: PnBConfig | None = None, planner_lm: dspy.BaseLM | None = None) -> dspy.Module:
@@ -76,8 +79,10 @@ def run_question(program: dspy.Module, method: str, question: Question) -> dict[
     try:
         prediction = program(question=question.question, level=question.level)
     except LM_FAILURES as error:
-        logger.warning("question %s, method %s: LM call failed: %s: %s", question.id, method, type(error).__name__, error)
-        record.update(status="error", error_type=type(error).__name__, error=str(error)[:500], correct=None)
+        # Providers echo the API key in some authentication errors, so known keys are masked.
+        message = redact_secrets(str(error), _api_keys(program))
+        logger.warning("question %s, method %s: LM call failed: %s: %s", question.id, method, type(error).__name__, message)
+        record.update(status="error", error_type=type(error).__name__, error=message[:500], correct=None)
         record["tokens"] = {"total": 0}
         record["seconds"] = round(time.perf_counter() - started, 3)
         return record
@@ -104,6 +109,24 @@ def run_question(program: dspy.Module, method: str, question: Question) -> dict[
     elif prediction.get("total_budget") is not None:
         record["total_budget"] = prediction.total_budget
     return record
+
+
+def redact_secrets(text: str, secrets: Sequence[str]) -> str:
+    """Return `text` with every occurrence of each secret replaced by `***`."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _api_keys(program: dspy.Module) -> list[str]:
+    """Return the API keys of the LMs a program may call, and those of `*_API_KEY` variables.
+
+    Keys shorter than 8 characters are left out, because masking them would mangle ordinary text.
+    """
+    lms = [dspy.settings.lm, getattr(program, "planner_lm", None)]
+    keys = [str((getattr(lm, "kwargs", None) or {}).get("api_key") or "") for lm in lms]
+    keys += [value for name, value in os.environ.items() if name.endswith("_API_KEY")]
+    return sorted({key for key in keys if len(key) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
@@ -147,15 +170,24 @@ class _ResultsWriter:
 
     @staticmethod
     def _repair_last_line(path: Path) -> None:
-        # A run killed mid-write leaves a last line without its newline; end it so the next
-        # record starts on a line of its own (read_results then skips the broken one).
-        if path.exists() and path.stat().st_size > 0:
-            with path.open("rb") as handle:
-                handle.seek(-1, 2)
-                ends_with_newline = handle.read(1) == b"\n"
-            if not ends_with_newline:
-                with path.open("a", encoding="utf-8") as handle:
-                    handle.write("\n")
+        # A run killed mid-write leaves a last line without its newline. A cut-off record is
+        # removed, because once later records follow it, it would be a broken middle line
+        # that read_results rejects. A complete record only gets its missing newline.
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        data = path.read_bytes()
+        if data.endswith(b"\n"):
+            return
+        line_start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[line_start:])
+        except ValueError:
+            logger.warning("%s: removing a cut-off last line (%d bytes) left by an interrupted run", path, len(data) - line_start)
+            with path.open("r+b") as handle:
+                handle.truncate(line_start)
+            return
+        with path.open("ab") as handle:
+            handle.write(b"\n")
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self._handle is None:

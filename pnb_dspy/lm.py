@@ -17,7 +17,9 @@ llama.cpp context is not safe for concurrent use.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import math
 import os
 import threading
 import time
@@ -33,6 +35,8 @@ GGUF_MAGIC = b"GGUF"
 DEFAULT_CONTEXT_TOKENS = 4096
 DEFAULT_MAX_TOKENS = 1024
 EMBEDDED_MODEL_NAME = "gemma-3-270m-q4_k_m"
+# Shown first when a model string names an unknown provider.
+COMMON_PROVIDERS = ("openai", "anthropic", "gemini", "ollama_chat", "ollama", "hosted_vllm", "openrouter", "together_ai", "groq")
 
 _models: dict[tuple[str, int, int], Any] = {}
 _model_locks: dict[tuple[str, int, int], threading.Lock] = {}
@@ -206,8 +210,12 @@ def make_lm(
 
     Raises:
         ModelFileError: for a `.gguf` path that does not exist or is not a GGUF file.
-        ValueError: for a model string that LiteLLM does not recognise.
+        ValueError: for a model string that LiteLLM does not recognise, or a timeout that
+            is not a positive number of seconds.
     """
+    if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        # DSPy 3.4.1 checks the timeout only at the first call, where the error would end an evaluation.
+        raise ValueError(f"timeout must be a positive number of seconds, but got timeout={timeout!r}; 30 to 600 is typical")
     if model is None or model.lower().endswith(".gguf"):
         path = embedded_model_path() if model is None else Path(model)
         engine = LlamaCppEngine(path, n_ctx=n_ctx)
@@ -234,11 +242,14 @@ def _check_litellm_model(model: str) -> None:
             f"model {model!r} is neither a .gguf path nor a LiteLLM model string; "
             "write it as provider/model, for example openai/gpt-4o-mini or ollama_chat/qwen2.5"
         )
-    if provider not in litellm.provider_list:
-        known = ", ".join(sorted(str(getattr(item, "value", item)) for item in litellm.provider_list)[:12])
+    known = sorted(str(getattr(item, "value", item)) for item in litellm.provider_list)
+    if provider not in known:
+        close = difflib.get_close_matches(provider, known, n=3)
+        common = [name for name in COMMON_PROVIDERS if name in known]
+        hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ValueError(
-            f"unknown LiteLLM provider {provider!r} in model {model!r}; known providers include {known}, ... "
-            "(see LiteLLM's provider list)"
+            f"unknown LiteLLM provider {provider!r} in model {model!r}; {hint}common providers are "
+            f"{', '.join(common)} (LiteLLM knows {len(known)}, listed in litellm.provider_list)"
         )
 
 

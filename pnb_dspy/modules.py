@@ -64,8 +64,8 @@ class Planner(dspy.Module):
 
     def __init__(self, max_steps: int = 4, instructions: str | None = None, max_tokens: int | None = 256) -> None:
         super().__init__()
-        if not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps must be an integer >= 1, but got max_steps={max_steps!r}")
+        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+            raise ValueError(f"max_steps must be an integer >= 1, but got max_steps={max_steps!r}; plans of 2 to 5 steps are typical")
         self.max_steps = max_steps
         self.max_tokens = max_tokens
         signature = PlanQuestion.with_instructions(instructions) if instructions else PlanQuestion
@@ -194,7 +194,7 @@ class PlanAndBudget(dspy.Module):
 
     def forward(self, question: str, level: int | None = None) -> dspy.Prediction:
         if not isinstance(question, str) or not question.strip():
-            raise ValueError("question must be non-empty text, but got an empty or blank question")
+            raise ValueError(f"question must be non-empty text, but got {question!r}; pass the question to answer")
 
         with track_tokens() as ledger:
             plan = self._plan(question, level)
