@@ -1,0 +1,146 @@
+"""Targets, the Markdown result page and the accuracy-against-tokens plot of a benchmark run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+PNB_METHODS = ("pnb", "pnb-stepwise", "program")
+
+TARGETS = {
+    "e3_vs_vanilla": "E³ (all tokens) at least 1.4 times vanilla's",
+    "e3_vs_global": "E³ (all tokens) above the global budget's",
+    "accuracy": "accuracy no more than 2 points below vanilla",
+    "tokens": "at least 30% fewer tokens than vanilla",
+    "overhead": "framework overhead under 3% of wall time",
+    "speed": "embedded speed at least 0.95 of raw llama-cpp-python",
+}
+
+
+def _target_row(key: str, method: str, met: bool | None, measured: str) -> dict[str, Any]:
+    return {"target": TARGETS[key], "method": method, "met": met, "measured": measured}
+
+
+def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return one row per target and Plan-and-Budget method: met, missed or not measured."""
+    summaries = report["summaries"]
+    vanilla = summaries.get("vanilla")
+    global_budget = summaries.get("global-budget")
+    rows = []
+    for method in PNB_METHODS:
+        pnb = summaries.get(method)
+        if pnb is None or vanilla is None:
+            continue
+        ratio = pnb["e3"] / vanilla["e3"] if vanilla["e3"] else float("inf")
+        rows.append(_target_row("e3_vs_vanilla", method, ratio >= 1.4, f"{pnb['e3']:.2f} vs {vanilla['e3']:.2f} ({ratio:.2f}x)"))
+        if global_budget is not None:
+            rows.append(
+                _target_row("e3_vs_global", method, pnb["e3"] > global_budget["e3"], f"{pnb['e3']:.2f} vs {global_budget['e3']:.2f}")
+            )
+        gap = vanilla["accuracy"] - pnb["accuracy"]
+        rows.append(_target_row("accuracy", method, gap <= 2.0, f"{pnb['accuracy']:.1f}% vs {vanilla['accuracy']:.1f}% ({-gap:+.1f} points)"))
+        saving = 1 - pnb["avg_tokens"] / vanilla["avg_tokens"] if vanilla["avg_tokens"] else 0.0
+        rows.append(_target_row("tokens", method, saving >= 0.30, f"{pnb['avg_tokens']:.0f} vs {vanilla['avg_tokens']:.0f} ({saving:.0%} fewer)"))
+
+    share = report["overhead"].get("share_outside_lm")
+    rows.append(_target_row("overhead", "all", None if share is None else share < 0.03, "not measured" if share is None else f"{share:.2%}"))
+    speed = report.get("speed")
+    if speed:
+        rows.append(
+            _target_row(
+                "speed",
+                "embedded",
+                speed["ratio"] >= 0.95,
+                f"{speed['pnb_tokens_per_second']:.1f} vs {speed['raw_tokens_per_second']:.1f} tokens/s ({speed['ratio']:.3f})",
+            )
+        )
+    else:
+        rows.append(_target_row("speed", "embedded", None, "not measured (model is not a .gguf file)"))
+    return rows
+
+
+def pareto_front(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """Return the (name, tokens, accuracy) points no other point beats on both axes, by tokens."""
+    front = []
+    for name, tokens, accuracy in points:
+        dominated = any(
+            other_tokens <= tokens and other_accuracy >= accuracy and (other_tokens, other_accuracy) != (tokens, accuracy)
+            for _, other_tokens, other_accuracy in points
+        )
+        if not dominated:
+            front.append((name, tokens, accuracy))
+    return sorted(front, key=lambda point: point[1])
+
+
+def save_plot(report: dict[str, Any], path: Path) -> None:
+    """Draw accuracy against average tokens per method, E³ at each point, and the Pareto front."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(method, summary["avg_tokens"], summary["accuracy"]) for method, summary in report["summaries"].items()]
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for method, tokens, accuracy in points:
+        e3 = report["summaries"][method]["e3"]
+        axes.scatter(tokens, accuracy, s=40)
+        axes.annotate(f"{method}\nE³={e3:.2f}", (tokens, accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    front = pareto_front(points)
+    axes.plot([point[1] for point in front], [point[2] for point in front], linestyle="--", color="grey", label="Pareto front")
+    axes.set_xlabel("average generated tokens per question (all stages)")
+    axes.set_ylabel("accuracy (%)")
+    axes.set_title(f"{report['name']}: {report['questions']} questions")
+    axes.legend(loc="lower right", fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _status(met: bool | None) -> str:
+    if met is None:
+        return "not measured"
+    return "met" if met else "missed"
+
+
+def render_page(report: dict[str, Any]) -> str:
+    """Return the Markdown result page of one run."""
+    lines = [
+        f"# {report['name']}",
+        "",
+        f"- model: `{report['model']}`",
+        f"- data: `{report['data']}` ({report['questions']} questions, fingerprint `{report['data_fingerprint']}`, "
+        f"selection {report['selection']})",
+        f"- date: {report['date']}; machine: {report['machine']}",
+        f"- versions: {', '.join(f'{name} {version}' for name, version in report['versions'].items())}",
+        f"- command: `{report['command']}`",
+        "",
+        "| method | accuracy | avg tokens (all) | planner | solver | aggregator | E³ (all) | E³ (solver only) | errors | plan fallbacks |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for method, summary in report["summaries"].items():
+        lines.append(
+            f"| {method} | {summary['accuracy']:.1f}% | {summary['avg_tokens']:.1f} | {summary['avg_planner_tokens']:.1f} "
+            f"| {summary['avg_solver_tokens']:.1f} | {summary['avg_aggregator_tokens']:.1f} | {summary['e3']:.2f} "
+            f"| {summary['e3_solver']:.2f} | {summary['errors']} | {summary['plan_fallbacks']} |"
+        )
+    overhead = report["overhead"]
+    lines += ["", f"![accuracy against tokens]({report['name']}.png)", "", "## Targets", "", "| target | method | status | measured |", "|---|---|---|---|"]
+    for row in report["targets"]:
+        lines.append(f"| {row['target']} | {row['method']} | {_status(row['met'])} | {row['measured']} |")
+    lines += [
+        "",
+        "## Runtime cost",
+        "",
+        f"Wall time {overhead['wall_seconds']:.0f} s for the questions run in this invocation, of which "
+        f"{overhead['lm_seconds']:.0f} s inside {overhead['lm_calls']} LM calls. Questions resumed from an earlier "
+        "invocation are not timed here.",
+    ]
+    if report.get("speed"):
+        speed = report["speed"]
+        lines.append(
+            f"Generation speed on {speed['prompts']} prompts of up to {speed['max_tokens']} tokens: raw llama-cpp-python "
+            f"{speed['raw_tokens_per_second']:.1f} tokens/s, through pnb_dspy {speed['pnb_tokens_per_second']:.1f} tokens/s "
+            "(one run each, same process)."
+        )
+    return "\n".join(lines) + "\n"
