@@ -16,16 +16,17 @@ import pytest
 from _scripted_lm import ScriptedEngine, make_questions_file, make_scripted_lm
 from optuna.trial import TrialState
 
+import pnb_dspy.optimizer
 from pnb_dspy import cli
 from pnb_dspy.config import PnBConfig
 from pnb_dspy.data import load_questions
 from pnb_dspy.evaluation import build_method
 from pnb_dspy.export import read_program
 from pnb_dspy.export import load as load_program
-from pnb_dspy.optimizer import compile_program, count_trials
+from pnb_dspy.optimizer import AllQuestionsFailedError, PnBObjective, compile_program, count_trials
 from pnb_dspy.search_space import WRITTEN_INSTRUCTIONS, SearchSpace, parse_proposals, suggest_trial
 from pnb_dspy.signatures import PlanQuestion
-from pnb_dspy.study import CompileSettings, StudyMismatchError, read_study_file, split_questions
+from pnb_dspy.study import CompileSettings, StudyMismatchError, StudySetup, read_study_file, split_questions
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRIALS = 6
@@ -147,6 +148,70 @@ def test_split_too_large_rejected(rows: Path) -> None:
         split_questions(load_questions(str(rows)), 7, 6, seed=0)
 
 
+# Objective and pruning
+
+
+def _objective(rows: Path, tmp_path: Path, objective: str = "e3") -> PnBObjective:
+    questions = load_questions(str(rows))
+    settings = _settings(tmp_path, objective=objective, n_report_steps=3)
+    setup = StudySetup(
+        dev_ids=tuple(question.id for question in questions[:6]),
+        heldout_ids=tuple(question.id for question in questions[6:]),
+        instruction_candidates=(PlanQuestion.instructions,),
+        data_fingerprint="unused",
+        objective=objective,
+        search_space=SearchSpace().to_dict(),
+        model=None,
+        planner_models=(),
+    )
+    return PnBObjective(settings, setup, questions[:6], make_scripted_lm(), {})
+
+
+def _always_pruning_study() -> optuna.Study:
+    return optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1e9))
+
+
+def test_weak_trial_pruned_early(rows: Path, tmp_path: Path) -> None:
+    study = _always_pruning_study()
+
+    study.optimize(_objective(rows, tmp_path), n_trials=1)
+
+    assert study.trials[0].state == TrialState.PRUNED
+    assert list(study.trials[0].intermediate_values) == [2]
+    assert study.trials[0].user_attrs["questions"] == 2
+
+
+def test_baseline_trial_never_pruned(rows: Path, tmp_path: Path) -> None:
+    study = _always_pruning_study()
+    study.enqueue_trial({"method": "vanilla"}, user_attrs={"baseline": "vanilla"})
+
+    study.optimize(_objective(rows, tmp_path), n_trials=1)
+
+    assert study.trials[0].state == TrialState.COMPLETE
+    assert list(study.trials[0].intermediate_values) == [2, 4, 6]
+
+
+def test_pareto_objective_returns_pair(rows: Path, tmp_path: Path) -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.enqueue_trial({"method": "vanilla"}, user_attrs={"baseline": "vanilla"})
+
+    study.optimize(_objective(rows, tmp_path, objective="pareto"), n_trials=1)
+
+    assert study.trials[0].values == [100.0, 400.0]
+    assert study.trials[0].intermediate_values == {}
+
+
+def test_all_errors_fail_trial(rows: Path, tmp_path: Path) -> None:
+    objective = _objective(rows, tmp_path)
+    objective.lm = dspy.LM("openai/unreachable", api_base="http://127.0.0.1:9", api_key="none", num_retries=0, cache=False)
+    study = optuna.create_study(direction="maximize")
+
+    study.optimize(objective, n_trials=1, catch=(AllQuestionsFailedError,))
+
+    assert study.trials[0].state == TrialState.FAIL
+    assert study.trials[0].user_attrs["errors"] == 6
+
+
 # Compile end to end
 
 
@@ -179,8 +244,8 @@ def test_trials_carry_dashboard_attrs(compiled) -> None:
     _, study, _ = compiled
 
     for trial in study.trials:
-        scores = trial.user_attrs["scores"]
-        assert set(scores) == {"questions", "errors", "accuracy", "avg_tokens", "avg_solver_tokens", "e3", "e3_solver", "accuracy_by_level"}
+        expected = {"questions", "errors", "accuracy", "avg_tokens", "avg_solver_tokens", "e3", "e3_solver", "accuracy_by_level"}
+        assert expected <= set(trial.user_attrs)
         assert trial.user_attrs["method"] in ("pnb", "vanilla", "global-budget")
         assert isinstance(trial.user_attrs["config"], dict)
 
@@ -235,7 +300,7 @@ def test_loaded_program_gives_same_outputs(compiled) -> None:
 
 
 def test_baseline_exported_when_better(tmp_path: Path, rows: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # No stated budget is enough for a right answer, so only the vanilla baseline scores.
+    # No stated budget is large enough for a correct reply, so only the vanilla baseline scores.
     monkeypatch.setattr("_scripted_lm.CORRECT_AT_TOKENS", 100_000)
     settings = _settings(tmp_path)
 
@@ -284,6 +349,27 @@ def test_resume_keeps_instruction_candidates(tmp_path: Path, rows: Path, monkeyp
     compile_program(_settings(tmp_path, n_trials=N_TRIALS + 1), questions, make_scripted_lm())
 
     assert optuna.load_study(study_name="unit", storage=storage).user_attrs["planner_instruction_candidates"] == stored
+
+
+def test_interrupted_baseline_runs_again(tmp_path: Path, rows: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    questions = load_questions(str(rows))
+    real_evaluate = pnb_dspy.optimizer.evaluate
+
+    def interrupt_global_budget(programs, *args, **kwargs):
+        if "global-budget" in programs:
+            raise KeyboardInterrupt
+        return real_evaluate(programs, *args, **kwargs)
+
+    monkeypatch.setattr("pnb_dspy.optimizer.evaluate", interrupt_global_budget)
+    with pytest.raises(KeyboardInterrupt):
+        compile_program(_settings(tmp_path), questions, make_scripted_lm())
+    monkeypatch.setattr("pnb_dspy.optimizer.evaluate", real_evaluate)
+
+    compile_program(_settings(tmp_path), questions, make_scripted_lm())
+
+    trials = optuna.load_study(study_name="unit", storage=_settings(tmp_path).storage).trials
+    states = [trial.state for trial in trials if trial.user_attrs.get("baseline") == "global-budget"]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]
 
 
 def test_resume_other_data_rejected(tmp_path: Path, rows: Path) -> None:
