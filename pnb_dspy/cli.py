@@ -330,6 +330,7 @@ def command_eval(args: argparse.Namespace) -> int:
     if program_file is not None and not args.out:
         # Results are resumed by (question id, method), so each program file gets its own results file.
         out = out.with_name(f"{out.stem}-{Path(args.program).stem}.jsonl")
+    args.results_path = out
 
     from tqdm import tqdm
 
@@ -519,12 +520,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # LiteLLM otherwise fetches its model price map from the internet on the first served-model
+    # call, which waits for a timeout on machines without access; pnb reports no prices.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "true")
     try:
         return COMMANDS[args.command](args)
     except UsageError as error:
         parser.exit(2, f"pnb {args.command}: error: {error}\n")
     except KeyboardInterrupt:
-        print("interrupted; finished results are kept and a rerun resumes from them", file=sys.stderr)
+        results_path = getattr(args, "results_path", None)
+        where = f" in {results_path}" if results_path else ""
+        print(f"interrupted; finished results are kept{where} and the same command resumes from them", file=sys.stderr)
         return 130
     return 0
 
