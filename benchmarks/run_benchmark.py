@@ -4,8 +4,8 @@ For one model and one data set, every method answers the same questions:
 
 - `vanilla`: plain step-by-step reasoning.
 - `global-budget`: one budget for the whole question, stated in the prompt.
-- `pnb`: Plan-and-Budget, single pass, with the paper's defaults (polynomial decay, power 2,
-  level budgets 200/250/350/450/600 tokens).
+- `pnb`: Plan-and-Budget, single pass, with the defaults of Lin et al. (arXiv 2505.16122): polynomial decay, power 2,
+  level budgets 200/250/350/450/600 tokens.
 - `pnb-stepwise`: Plan-and-Budget with one capped call per sub-question and an aggregator.
 - `program`: a compiled program, when `--program` is given.
 - `pnb-<scheduler>`: one single-pass run per scheduler, with `--schedulers`.

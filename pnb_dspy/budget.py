@@ -1,4 +1,4 @@
-"""The budget model: how many tokens a question gets and how the model says to split them.
+"""The budget model: how many tokens a question gets and how the model splits them.
 
 BBAM (Bayesian budget allocation model) treats each sub-question j as having a reducible
 uncertainty c_j / b_j^beta_j after it receives b_j generated tokens. Spending a total B so

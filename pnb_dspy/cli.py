@@ -77,7 +77,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rate", type=float, help="exponential decay rate in (0, 1] (default: 0.9)")
     group.add_argument("--floor", type=float, help="cosine decay floor (default: 0.1)")
     group.add_argument("--mode", default="single_pass", help=f"solve mode: {', '.join(SOLVE_MODES)} (default: %(default)s)")
-    group.add_argument("--max-steps", type=int, default=4, help="most sub-questions in a plan (default: %(default)s)")
+    group.add_argument("--max-steps", type=int, default=4, help="maximum number of sub-questions in a plan (default: %(default)s)")
     group.add_argument(
         "--budget-scale", type=float, default=1.0, help="multiplies the level budgets 200/250/350/450/600 tokens (default: %(default)s)"
     )
@@ -90,9 +90,9 @@ def _add_data_options(parser: argparse.ArgumentParser, required: bool = True, sp
     group = parser.add_argument_group("data")
     group.add_argument("--data", required=required, help="a .jsonl, .json, .csv or .parquet file, or a hub data set name")
     group.add_argument("--preset", choices=sorted(PRESETS), help="field layout; detected from the columns when omitted")
-    group.add_argument("--question-field", help="column holding the question")
-    group.add_argument("--answer-field", help="column holding the gold answer")
-    group.add_argument("--level-field", help="column holding the difficulty level 1 to 5 (optional)")
+    group.add_argument("--question-field", help="column containing the question")
+    group.add_argument("--answer-field", help="column containing the gold answer")
+    group.add_argument("--level-field", help="column containing the difficulty level 1 to 5 (optional)")
     group.add_argument("--id-field", help="column holding a unique id (default: the row number)")
     group.add_argument("--answer-kind", choices=("number", "latex", "auto"), help="how answers are compared")
     group.add_argument("--split", default=split_default, help=f"split of a hub data set (default: {split_default or 'train'})")

@@ -3,7 +3,7 @@
 A planner writes lines such as `1. How many eggs are left? (difficulty: 2)`. The parser
 accepts the usual variants small models produce (`-` or `*` bullets, `Step 1:`,
 `[difficulty 2]`, `difficulty=2`) and falls back to a one-step plan, the question itself,
-when the text holds no step, more steps than allowed, or nothing usable at all.
+when the text contains no step, more steps than allowed, or nothing usable at all.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def allocate_integer_budgets(
     weights (ties go to the earlier step), so the budgets add up exactly to `total_tokens`.
 
     Raises:
-        ValueError: if `weights` is empty, holds a negative or non-finite value, or the
+        ValueError: if `weights` is empty, contains a negative or non-finite value, or the
             minimum per step does not fit in the total.
     """
     if not weights:
