@@ -15,8 +15,8 @@ import dspy
 
 from pnb_dspy.budget import BudgetPriors
 from pnb_dspy.config import BUDGET_UNITS, PLAN_STYLES, SOLVE_MODES, PnBConfig
-from pnb_dspy.data import PRESETS, DataError, load_questions
-from pnb_dspy.evaluation import ALL_METHODS, METHODS, build_method, evaluate
+from pnb_dspy.data import PRESETS, DataError, Question, load_questions
+from pnb_dspy.evaluation import ALL_METHODS, METHODS, build_method, evaluate, latest_records, read_results
 from pnb_dspy.export import ProgramFile, ProgramFileError, build_program, read_program
 from pnb_dspy.lm import DEFAULT_CONTEXT_TOKENS, DEFAULT_MAX_TOKENS, ModelFileError, describe_lm, make_lm
 from pnb_dspy.metrics import MethodSummary
@@ -28,6 +28,28 @@ from pnb_dspy.study import DEFAULT_STORAGE, OBJECTIVES, CompileSettings, StudyMi
 logger = logging.getLogger("pnb_dspy.cli")
 
 API_KEY_ENV = "PNB_API_KEY"
+PLANNER_MAX_TOKENS_DEFAULT = 256
+
+
+class _TruncationCounter(logging.Filter):
+    """Counts DSPy's per-call "LM response was truncated" warnings instead of printing each one.
+
+    Replies that stop at `max_tokens` are routine for budgeted reasoning and for small base
+    models, and one warning per call floods the progress bar. The CLI prints the count once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("LM response was truncated"):
+            self.count += 1
+            return False
+        return True
+
+
+TRUNCATIONS = _TruncationCounter()
 
 
 class UsageError(Exception):
@@ -82,8 +104,13 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
         "--budget-scale", type=float, default=1.0, help="multiplies the level budgets 200/250/350/450/600 tokens (default: %(default)s)"
     )
     group.add_argument("--budget-unit", default="tokens", help=f"unit stated to the model: {', '.join(BUDGET_UNITS)} (default: %(default)s)")
-    group.add_argument("--plan-style", default="required", help=f"{', '.join(PLAN_STYLES)} (default: %(default)s)")
+    group.add_argument("--plan-style", default="required", help=f"how the solver is shown the plan: required (steps to follow) or hints (optional help); one of {', '.join(PLAN_STYLES)} (default: %(default)s)")
     group.add_argument("--min-tokens-per-step", type=int, default=16, help="smallest step budget in tokens (default: %(default)s)")
+    group.add_argument(
+        "--planner-max-tokens",
+        type=int,
+        help=f"cap on the planner's own output in tokens (default: {PLANNER_MAX_TOKENS_DEFAULT} or --max-tokens, whichever is smaller)",
+    )
 
 
 def _add_data_options(parser: argparse.ArgumentParser, required: bool = True, split_default: str | None = "test") -> None:
@@ -206,6 +233,7 @@ def _config_from_args(args: argparse.Namespace) -> PnBConfig:
             budget_unit=args.budget_unit,
             plan_style=args.plan_style,
             min_tokens_per_step=args.min_tokens_per_step,
+            planner_max_tokens=args.planner_max_tokens or min(PLANNER_MAX_TOKENS_DEFAULT, args.max_tokens),
         )
     except ValueError as error:
         raise UsageError(str(error)) from error
@@ -334,7 +362,10 @@ def command_eval(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    with tqdm(total=len(methods) * len(questions), desc="questions", unit="q", file=sys.stderr) as bar:
+    finished = _count_finished(out, list(programs), questions, retry_errors=not args.no_retry_errors)
+    with tqdm(
+        total=len(programs) * len(questions), initial=finished, desc="question-method runs", unit="run", file=sys.stderr
+    ) as bar:
         summaries = evaluate(
             programs,
             questions,
@@ -344,13 +375,22 @@ def command_eval(args: argparse.Namespace) -> int:
             retry_errors=not args.no_retry_errors,
             on_result=lambda record: bar.update(1),
         )
-        bar.n = sum(summary.questions for summary in summaries.values())
-        bar.refresh()
 
     print(f"model: {describe_lm(lm)}   data: {args.data}   questions: {len(questions)}")
     print(format_summary_table(list(summaries.values())))
     print(f"per-question results: {out}")
     return 0
+
+
+def _count_finished(path: Path, methods: list[str], questions: Sequence[Question], retry_errors: bool) -> int:
+    """Return how many (question, method) runs a resumed evaluation will skip."""
+    latest = latest_records(read_results(path))
+    ids = {question.id for question in questions}
+    return sum(
+        1
+        for (row_id, method), record in latest.items()
+        if row_id in ids and method in methods and (record["status"] == "ok" or not retry_errors)
+    )
 
 
 def format_summary_table(summaries: Sequence[MethodSummary]) -> str:
@@ -520,11 +560,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose == 0:
+        logging.getLogger("dspy.clients.lm").addFilter(TRUNCATIONS)
     # LiteLLM otherwise fetches its model price map from the internet on the first served-model
     # call, which waits for a timeout on machines without access; pnb reports no prices.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "true")
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        if TRUNCATIONS.count:
+            print(
+                f"{TRUNCATIONS.count} LM replies stopped at their max_tokens cap (run with -v to see each one)",
+                file=sys.stderr,
+            )
+        return status
     except UsageError as error:
         parser.exit(2, f"pnb {args.command}: error: {error}\n")
     except KeyboardInterrupt:
