@@ -523,7 +523,8 @@ def format_compile_summary(result: CompileResult, settings: CompileSettings) -> 
     chosen = selection.chosen
     storage = _hide_password(settings.storage)
     lines = [
-        f"study: {result.study_name}   storage: {storage}   finished trials: {result.n_finished}   objective: {settings.objective}",
+        f"study: {result.study_name}   storage: {storage}   objective: {settings.objective}",
+        f"finished trials: {result.n_finished} (of them pruned: {result.n_pruned})   failed trials: {result.n_failed}",
         "held-out rows were never used for tuning; E3 = accuracy^2 / average generated tokens",
         "",
         "| candidate | method | dev E3 | held-out accuracy | held-out avg tokens | held-out E3 (all tokens) | held-out E3 (solver only) |",

@@ -202,6 +202,8 @@ class CompileResult:
 
     Attributes:
         n_finished: complete or pruned trials in the study.
+        n_pruned: trials the pruner stopped early.
+        n_failed: failed trials, for example those of a killed worker.
         selection: the held-out comparison and the chosen program.
         exported: program files written, the chosen program first.
     """
@@ -210,6 +212,8 @@ class CompileResult:
     n_finished: int
     selection: Selection
     exported: tuple[Path, ...]
+    n_pruned: int = 0
+    n_failed: int = 0
 
 
 def compile_program(
@@ -253,4 +257,13 @@ def compile_program(
     selection = select_program(study, heldout, lm, planner_lms, settings.num_threads)
     exported = export_selection(out, selection, settings, setup, planner_lms) if out is not None else []
     finished, _ = count_trials(study)
-    return CompileResult(study_name=settings.study_name, n_finished=finished, selection=selection, exported=tuple(exported))
+    pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+    failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    return CompileResult(
+        study_name=settings.study_name,
+        n_finished=finished,
+        selection=selection,
+        exported=tuple(exported),
+        n_pruned=pruned,
+        n_failed=failed,
+    )
