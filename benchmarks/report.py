@@ -80,11 +80,15 @@ def save_plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     points = [(method, summary["avg_tokens"], summary["accuracy"]) for method, summary in report["summaries"].items()]
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    # Methods with identical scores (a compiled program that is a baseline, say) share one label.
+    labels: dict[tuple[float, float], list[str]] = {}
     for method, tokens, accuracy in points:
-        e3 = report["summaries"][method]["e3"]
+        labels.setdefault((tokens, accuracy), []).append(method)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for (tokens, accuracy), methods in labels.items():
+        e3 = report["summaries"][methods[0]]["e3"]
         axes.scatter(tokens, accuracy, s=40)
-        axes.annotate(f"{method}\nE³={e3:.2f}", (tokens, accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        axes.annotate(f"{' = '.join(methods)}\nE³={e3:.2f}", (tokens, accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
     front = pareto_front(points)
     axes.plot([point[1] for point in front], [point[2] for point in front], linestyle="--", color="grey", label="Pareto front")
     axes.set_xlabel("average generated tokens per question (all stages)")
