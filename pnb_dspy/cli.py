@@ -563,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if args.verbose == 0:
         logging.getLogger("dspy.clients.lm").addFilter(TRUNCATIONS)
-    # LiteLLM otherwise fetches its model price map from the internet on the first served-model
+    # Without this, LiteLLM fetches its model price map from the internet on the first served-model
     # call, which waits for a timeout on machines without access; pnb reports no prices.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "true")
     try:

@@ -31,7 +31,7 @@ class PnBConfig:
         budget_scale: multiplies every entry of `level_budgets`.
         mode: `single_pass` states the budgets in one solve prompt; `stepwise` solves each
             sub-question in its own call capped at its budget plus `step_margin` tokens.
-        max_steps: the most sub-questions a plan may have; a longer plan falls back to one step.
+        max_steps: the maximum number of sub-questions in a plan. A longer plan falls back to one step.
         min_tokens_per_step: the smallest budget any step gets, in tokens.
         step_margin: extra tokens over a step's budget for its hard `max_tokens` cap (stepwise
             mode), so the output fields' markers fit.

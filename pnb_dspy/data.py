@@ -29,7 +29,7 @@ OTHER_FILE_SUFFIXES = (".txt", ".tsv", ".xls", ".xlsx", ".gz", ".zip", ".arrow")
 
 @dataclass(frozen=True)
 class FieldMap:
-    """Which columns hold the question, the gold answer, the level and the id."""
+    """Column names of the question, the gold answer, the level and the id."""
 
     question: str
     answer: str
@@ -86,7 +86,7 @@ def load_questions(
     """
     rows = _read_rows(source, split)
     if not rows:
-        raise DataError(f"{source!r} holds no rows; give a file with at least one question")
+        raise DataError(f"{source!r} contains no rows; give a file with at least one question")
     fields = _resolve_fields(source, list(rows[0].keys()), preset, question_field, answer_field, level_field, id_field, answer_kind)
     selected = rows if limit is None else rows[:limit]
     questions = [_to_question(source, index, row, fields) for index, row in enumerate(selected)]

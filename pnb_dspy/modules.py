@@ -174,7 +174,7 @@ class PlanAndBudget(dspy.Module):
         planner_lm: an LM for the planner only (for example a small, cheap model in front
             of a large solver); None uses the LM configured for the rest.
 
-    The prediction holds `answer`, `plan` (a `Plan`), `level`, `total_budget` and `budgets`
+    The prediction contains `answer`, `plan` (a `Plan`), `level`, `total_budget` and `budgets`
     (generated tokens), `plan_fallback` (the reason, or None) and `tokens`, the generated
     tokens by stage as counted by `pnb_dspy.usage`.
 
