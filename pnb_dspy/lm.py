@@ -200,7 +200,9 @@ def make_lm(
         model: a LiteLLM model string, a path to a `.gguf` file, or None.
         api_base: server URL for served models (ignored for llama.cpp).
         api_key: API key for hosted models; never stored in saved programs or results.
-        temperature: sampling temperature; 0 is greedy and repeatable.
+        temperature: sampling temperature; 0 is greedy. With llama.cpp, greedy output can still
+            depend on the previous call, because the prompt prefix it shares is reused from the
+            cache and evaluated in different batches (`benchmarks/check_prefix_reuse.py`).
         max_tokens: default cap on generated tokens per call.
         n_ctx: llama.cpp context window in tokens.
         cache: whether DSPy caches replies.
