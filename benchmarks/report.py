@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,40 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     else:
         rows.append(_target_row("speed", "embedded", None, "not measured (model is not a .gguf file)"))
     return rows
+
+
+def read_records(path: Path, question_ids: list[str], methods: list[str]) -> list[dict[str, Any]]:
+    """Return the records of `path` (JSON Lines) for these questions and methods, the last one per pair."""
+    wanted_ids = set(question_ids)
+    wanted_methods = set(methods)
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if record.get("id") in wanted_ids and record.get("method") in wanted_methods:
+                latest[(record["id"], record["method"])] = record
+    return list(latest.values())
+
+
+def by_level(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Return accuracy and average tokens per method and difficulty level, for scored records with a level."""
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for record in records:
+        if record.get("level") is None or record.get("status") != "ok":
+            continue
+        groups.setdefault(record["method"], {}).setdefault(str(record["level"]), []).append(record)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for method, levels in groups.items():
+        table[method] = {}
+        for level, rows in sorted(levels.items()):
+            table[method][level] = {
+                "questions": len(rows),
+                "accuracy": 100.0 * sum(1 for row in rows if row["correct"]) / len(rows),
+                "avg_tokens": sum(row["tokens"].get("total", 0) for row in rows) / len(rows),
+            }
+    return table
 
 
 def pareto_front(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
@@ -132,6 +169,25 @@ def render_page(report: dict[str, Any]) -> str:
     lines += ["", f"![accuracy against tokens]({report['name']}.png)", "", "## Targets", "", "| target | method | status | measured |", "|---|---|---|---|"]
     for row in report["targets"]:
         lines.append(f"| {row['target']} | {row['method']} | {_status(row['met'])} | {row['measured']} |")
+    levels = report.get("by_level") or {}
+    if levels:
+        methods = [method for method in report["summaries"] if method in levels]
+        level_names = sorted({level for method in methods for level in levels[method]}, key=float)
+        lines += [
+            "",
+            "## By level",
+            "",
+            "Accuracy and average tokens (all stages) per difficulty level; errors are left out.",
+            "",
+            "| level | " + " | ".join(methods) + " |",
+            "|---|" + "---|" * len(methods),
+        ]
+        for level in level_names:
+            cells = []
+            for method in methods:
+                cell = levels[method].get(level)
+                cells.append(f"{cell['accuracy']:.0f}%, {cell['avg_tokens']:.0f} tok (n={cell['questions']})" if cell else "-")
+            lines.append(f"| {level} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## Runtime cost",
@@ -148,3 +204,31 @@ def render_page(report: dict[str, Any]) -> str:
             "(one run each, same process)."
         )
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rebuild a run's page, targets and plot from its saved `.json` and `.jsonl`, without running anything."""
+    parser = argparse.ArgumentParser(
+        description="Rebuild a benchmark run's Markdown page, targets and plot from its saved results."
+    )
+    parser.add_argument("report", type=Path, help="a run's results/NAME.json; results/NAME.jsonl must be next to it")
+    args = parser.parse_args(argv)
+    if not args.report.is_file():
+        parser.error(f"report file not found: {str(args.report)!r}; pass a results/NAME.json written by run_benchmark.py")
+    records_path = args.report.with_suffix(".jsonl")
+    if not records_path.is_file():
+        parser.error(f"records file not found: {str(records_path)!r}; it must be next to the report, as run_benchmark.py writes it")
+
+    report = json.loads(args.report.read_text(encoding="utf-8"))
+    records = read_records(records_path, report["question_ids"], list(report["summaries"]))
+    report["by_level"] = by_level(records)
+    report["targets"] = check_targets(report)
+    args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    save_plot(report, args.report.with_suffix(".png"))
+    args.report.with_suffix(".md").write_text(render_page(report), encoding="utf-8")
+    print(f"wrote {args.report.with_suffix('.md')} and {args.report.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

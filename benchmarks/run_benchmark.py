@@ -48,7 +48,7 @@ from dspy.utils.callback import BaseCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import check_targets, render_page, save_plot  # noqa: E402
+from report import by_level, check_targets, read_records, render_page, save_plot  # noqa: E402
 
 from pnb_dspy.config import PnBConfig  # noqa: E402
 from pnb_dspy.data import Question, fingerprint, load_questions  # noqa: E402
@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "speed": speed,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
     }
+    report["by_level"] = by_level(read_records(RESULTS_DIR / f"{name}.jsonl", report["question_ids"], list(summaries)))
     report["targets"] = check_targets(report)
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     save_plot(report, RESULTS_DIR / f"{name}.png")
