@@ -500,8 +500,14 @@ def command_compile(args: argparse.Namespace) -> int:
             bar.n = min(count_trials(study)[0], settings.n_trials)
             bar.refresh()
 
+        def show_resumed(study: optuna.Study) -> None:
+            bar.n = min(count_trials(study)[0], settings.n_trials)
+            bar.refresh()
+
         try:
-            result = compile_program(settings, questions, lm, planner_lms, out=out, callbacks=[show_progress])
+            result = compile_program(
+                settings, questions, lm, planner_lms, out=out, callbacks=[show_progress], on_open=show_resumed
+            )
         except StudyMismatchError as error:
             raise UsageError(str(error)) from error
     print(format_compile_summary(result, settings))

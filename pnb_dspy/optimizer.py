@@ -224,6 +224,7 @@ def compile_program(
     *,
     out: str | Path | None = None,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    on_open: Callable[[optuna.Study], None] | None = None,
     catch: tuple[type[Exception], ...] = (),
 ) -> CompileResult:
     """Tune Plan-and-Budget on the dev rows, compare with the baselines on held-out rows, and export the best.
@@ -235,6 +236,8 @@ def compile_program(
         planner_lms: an LM for each name in `settings.planner_models`.
         out: the program file to write; None writes nothing.
         callbacks: called after each trial this process finishes, for progress bars.
+        on_open: called once with the study before the first new trial, so a progress bar can
+            start at the trials a resumed study already has.
         catch: exceptions that fail a trial without stopping the run (see `run_trials`).
 
     Raises:
@@ -247,6 +250,8 @@ def compile_program(
         raise ValueError(f"planner_lms has no LM for the planner models {', '.join(missing)}; pass one LM per name")
 
     study, setup = open_study(settings, questions, lm)
+    if on_open is not None:
+        on_open(study)
     by_id = {question.id: question for question in questions}
     dev = [by_id[row_id] for row_id in setup.dev_ids]
     heldout = [by_id[row_id] for row_id in setup.heldout_ids]

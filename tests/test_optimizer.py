@@ -482,6 +482,24 @@ def test_cli_compile_run_eval(tmp_path: Path, rows: Path, monkeypatch: pytest.Mo
     assert "| program |" in eval_output
 
 
+def test_resumed_compile_progress_bar(
+    tmp_path: Path, rows: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    study_file = tmp_path / "study.json"
+    definition = {"data": "rows.jsonl", "study_name": "bar", "trials": 4, "dev_size": 6, "heldout_size": 6}
+    study_file.write_text(json.dumps(definition))
+    _run_cli(["compile", "--study-file", str(study_file), "--model", "scripted/pnb-test"], monkeypatch)
+    capsys.readouterr()
+    definition["trials"] = 5
+    study_file.write_text(json.dumps(definition))
+    _run_cli(["compile", "--study-file", str(study_file), "--model", "scripted/pnb-test"], monkeypatch)
+    progress = capsys.readouterr().err
+
+    assert "5/5" in progress
+    assert "4/5" in progress.split("5/5")[0]
+
+
 def test_cli_rejects_test_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     test_rows = tmp_path / "test.jsonl"
     make_questions_file(test_rows, 12)
