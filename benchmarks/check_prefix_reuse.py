@@ -72,7 +72,7 @@ def main() -> None:
         after_prefix = complete(question, f"{INSTRUCTIONS}Question: {OTHER_QUESTION}\nSolution:")
         repeatable += fresh == again
         changed += fresh != after_prefix
-        line = f"fresh twice identical: {fresh == again}; identical after a shared prefix: {fresh == after_prefix}"
+        line = f"{question[:40]}...: fresh twice identical: {fresh == again}; identical after a shared prefix: {fresh == after_prefix}"
         if fresh != after_prefix:
             position = first_difference(fresh, after_prefix)
             line += f" (first difference at character {position} of {len(fresh)})"

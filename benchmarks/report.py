@@ -34,16 +34,23 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         pnb = summaries.get(method)
         if pnb is None or vanilla is None:
             continue
-        ratio = pnb["e3"] / vanilla["e3"] if vanilla["e3"] else float("inf")
-        rows.append(_target_row("e3_vs_vanilla", method, ratio >= 1.4, f"{pnb['e3']:.2f} vs {vanilla['e3']:.2f} ({ratio:.2f}x)"))
+        if vanilla["e3"]:
+            ratio = pnb["e3"] / vanilla["e3"]
+            rows.append(_target_row("e3_vs_vanilla", method, ratio >= 1.4, f"{pnb['e3']:.2f} vs {vanilla['e3']:.2f} ({ratio:.2f}x)"))
+        else:
+            rows.append(_target_row("e3_vs_vanilla", method, None, f"no ratio: vanilla's E³ is 0 ({pnb['e3']:.2f} vs 0.00)"))
         if global_budget is not None:
             rows.append(
                 _target_row("e3_vs_global", method, pnb["e3"] > global_budget["e3"], f"{pnb['e3']:.2f} vs {global_budget['e3']:.2f}")
             )
         gap = vanilla["accuracy"] - pnb["accuracy"]
         rows.append(_target_row("accuracy", method, gap <= 2.0, f"{pnb['accuracy']:.1f}% vs {vanilla['accuracy']:.1f}% ({-gap:+.1f} points)"))
-        saving = 1 - pnb["avg_tokens"] / vanilla["avg_tokens"] if vanilla["avg_tokens"] else 0.0
-        rows.append(_target_row("tokens", method, saving >= 0.30, f"{pnb['avg_tokens']:.0f} vs {vanilla['avg_tokens']:.0f} ({saving:.0%} fewer)"))
+        if vanilla["avg_tokens"]:
+            saving = 1 - pnb["avg_tokens"] / vanilla["avg_tokens"]
+            change = f"{saving:.0%} fewer" if saving >= 0 else f"{-saving:.0%} more"
+            rows.append(_target_row("tokens", method, saving >= 0.30, f"{pnb['avg_tokens']:.0f} vs {vanilla['avg_tokens']:.0f} ({change})"))
+        else:
+            rows.append(_target_row("tokens", method, None, "no ratio: vanilla scored no questions"))
 
     share = report["overhead"].get("share_outside_lm")
     rows.append(_target_row("overhead", "all", None if share is None else share < 0.03, "not measured" if share is None else f"{share:.2%}"))
@@ -58,21 +65,21 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     else:
-        rows.append(_target_row("speed", "embedded", None, "not measured (model is not a .gguf file)"))
+        rows.append(_target_row("speed", "embedded", None, "not measured (--speed-prompts 0, or the model is not a .gguf file)"))
     return rows
 
 
 def read_records(path: Path, question_ids: list[str], methods: list[str]) -> list[dict[str, Any]]:
     """Return the records of `path` (JSON Lines) for these questions and methods, the last one per pair."""
-    wanted_ids = set(question_ids)
-    wanted_methods = set(methods)
+    id_filter = set(question_ids)
+    method_filter = set(methods)
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             if not line.strip():
                 continue
             record = json.loads(line)
-            if record.get("id") in wanted_ids and record.get("method") in wanted_methods:
+            if record.get("id") in id_filter and record.get("method") in method_filter:
                 latest[(record["id"], record["method"])] = record
     return list(latest.values())
 
@@ -121,11 +128,22 @@ def save_plot(report: dict[str, Any], path: Path) -> None:
     labels: dict[tuple[float, float], list[str]] = {}
     for method, tokens, accuracy in points:
         labels.setdefault((tokens, accuracy), []).append(method)
+    all_tokens = [tokens for _, tokens, _ in points] or [0.0]
+    all_accuracy = [accuracy for _, _, accuracy in points] or [0.0]
+    x_span = max(max(all_tokens) - min(all_tokens), 1.0)
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for (tokens, accuracy), methods in labels.items():
+    placed: list[tuple[float, float]] = []
+    for (tokens, accuracy), methods in sorted(labels.items()):
         e3 = report["summaries"][methods[0]]["e3"]
         axes.scatter(tokens, accuracy, s=40)
-        axes.annotate(f"{' = '.join(methods)}\nE³={e3:.2f}", (tokens, accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        # A label that would sit on a nearby point's label goes below its point instead.
+        crowded = any(abs(tokens - x) < 0.15 * x_span and abs(accuracy - y) < 6.0 for x, y in placed)
+        offset = (6, -22) if crowded else (6, 4)
+        axes.annotate(f"{' = '.join(methods)}\nE³={e3:.2f}", (tokens, accuracy), textcoords="offset points", xytext=offset, fontsize=8)
+        placed.append((tokens, accuracy))
+    # Room on the right for the last point's label, and an accuracy axis that starts at 0 or above.
+    axes.set_xlim(min(all_tokens) - 0.08 * x_span, max(all_tokens) + 0.35 * x_span)
+    axes.set_ylim(max(0.0, min(all_accuracy) - 10.0), min(100.0, max(all_accuracy) + 10.0) if max(all_accuracy) > 0 else 10.0)
     front = pareto_front(points)
     axes.plot([point[1] for point in front], [point[2] for point in front], linestyle="--", color="grey", label="Pareto front")
     axes.set_xlabel("average generated tokens per question (all stages)")
@@ -136,6 +154,10 @@ def save_plot(report: dict[str, Any], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _status(met: bool | None) -> str:
@@ -150,21 +172,24 @@ def render_page(report: dict[str, Any]) -> str:
         f"# {report['name']}",
         "",
         f"- model: `{report['model']}`",
-        f"- data: `{report['data']}` ({report['questions']} questions, fingerprint `{report['data_fingerprint']}`, "
+        f"- data: `{report['data']}` ({_count(report['questions'], 'question')}, fingerprint `{report['data_fingerprint']}`, "
         f"selection {report['selection']})",
         f"- date: {report['date']}; machine: {report['machine']}",
         f"- versions: {', '.join(f'{name} {version}' for name, version in report['versions'].items())}",
         f"- command: `{report['command']}`",
         "",
-        "| method | accuracy | avg tokens (all) | planner | solver | aggregator | E³ (all) | E³ (solver only) | errors | plan fallbacks |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| method | accuracy | avg tokens (all) | planner | solver | aggregator | E³ (all) | E³ (solver only) | errors | plan fallbacks | parse failures |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, summary in report["summaries"].items():
         lines.append(
             f"| {method} | {summary['accuracy']:.1f}% | {summary['avg_tokens']:.1f} | {summary['avg_planner_tokens']:.1f} "
             f"| {summary['avg_solver_tokens']:.1f} | {summary['avg_aggregator_tokens']:.1f} | {summary['e3']:.2f} "
-            f"| {summary['e3_solver']:.2f} | {summary['errors']} | {summary['plan_fallbacks']} |"
+            f"| {summary['e3_solver']:.2f} | {summary['errors']} | {summary['plan_fallbacks']} | {summary.get('parse_failures', 0)} |"
         )
+    program = report.get("program")
+    if program:
+        lines += ["", f"`program` is the compiled program `{program['path']}`; its method is `{program['method']}`."]
     overhead = report["overhead"]
     lines += ["", f"![accuracy against tokens]({report['name']}.png)", "", "## Targets", "", "| target | method | status | measured |", "|---|---|---|---|"]
     for row in report["targets"]:
@@ -199,7 +224,7 @@ def render_page(report: dict[str, Any]) -> str:
     if report.get("speed"):
         speed = report["speed"]
         lines.append(
-            f"Generation speed on {speed['prompts']} prompts of up to {speed['max_tokens']} tokens: raw llama-cpp-python "
+            f"Generation speed on {_count(speed['prompts'], 'prompt')} of up to {speed['max_tokens']} tokens: raw llama-cpp-python "
             f"{speed['raw_tokens_per_second']:.1f} tokens/s, through pnb_dspy {speed['pnb_tokens_per_second']:.1f} tokens/s "
             "(one run each, same process)."
         )

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import dspy
+from dspy import lm15
 from dspy.utils.callback import BaseCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,15 +52,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import by_level, check_targets, read_records, render_page, save_plot  # noqa: E402
 
 from pnb_dspy.config import PnBConfig  # noqa: E402
-from pnb_dspy.data import Question, fingerprint, load_questions  # noqa: E402
+from pnb_dspy.data import DataError, Question, fingerprint, load_questions  # noqa: E402
 from pnb_dspy.evaluation import build_method, evaluate  # noqa: E402
-from pnb_dspy.lm import make_lm  # noqa: E402
+from pnb_dspy.export import ProgramFileError, read_program  # noqa: E402
+from pnb_dspy.lm import ModelFileError, make_lm  # noqa: E402
 from pnb_dspy.schedulers import SCHEDULERS  # noqa: E402
 
 logger = logging.getLogger("benchmarks")
 
 BASE_METHODS = ("vanilla", "global-budget", "pnb", "pnb-stepwise")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class BenchmarkError(ValueError):
+    """Options that select nothing to run, or name a method that is not configured."""
 
 
 class LMTimer(BaseCallback):
@@ -87,24 +93,46 @@ def select_questions(args: argparse.Namespace) -> list[Question]:
     """Return the first `--limit` questions, or `--per-level` questions per level chosen by `--seed`."""
     questions = load_questions(args.data, preset=args.preset)
     if args.per_level:
+        if not any(question.level is not None for question in questions):
+            raise BenchmarkError(
+                f"--per-level {args.per_level}: {args.data!r} has no level field; use --limit, or a data set "
+                "with levels such as MATH-500 (--preset math500)"
+            )
         rng = random.Random(args.seed)
         chosen: list[Question] = []
         for level in range(1, 6):
             at_level = [question for question in questions if question.level == level]
             chosen.extend(rng.sample(at_level, min(args.per_level, len(at_level))))
-        return chosen
-    return questions[: args.limit] if args.limit else questions
+    else:
+        chosen = questions[: args.limit] if args.limit else questions
+    if not chosen:
+        raise BenchmarkError(f"no questions selected from {args.data!r}; check the file, --limit and --per-level")
+    return chosen
 
 
 def build_programs(args: argparse.Namespace) -> dict[str, dspy.Module]:
-    programs = {name: build_method(name) for name in BASE_METHODS}
+    """Build the programs to run, by method name.
+
+    Raises:
+        BenchmarkError: when `--methods` names a method that this invocation does not configure.
+    """
+    # As in `pnb eval`: the planner's own cap, unless --max-tokens is lower.
+    planner_max_tokens = min(PnBConfig().planner_max_tokens, args.max_tokens)
+    config = PnBConfig(planner_max_tokens=planner_max_tokens)
+    programs = {name: build_method(name, config) for name in BASE_METHODS}
     if args.program:
         from pnb_dspy import load
 
         programs["program"] = load(args.program)
     for scheduler in args.schedulers or []:
-        programs[f"pnb-{scheduler}"] = build_method("pnb", PnBConfig(scheduler=scheduler))
+        programs[f"pnb-{scheduler}"] = build_method("pnb", PnBConfig(scheduler=scheduler, planner_max_tokens=planner_max_tokens))
     if args.methods:
+        unknown = [name for name in args.methods if name not in programs]
+        if unknown:
+            raise BenchmarkError(
+                f"--methods: unknown method {', '.join(map(repr, unknown))}; this invocation configures "
+                f"{', '.join(programs)} (add --program for `program`, --schedulers for `pnb-<scheduler>`)"
+            )
         programs = {name: program for name, program in programs.items() if name in args.methods}
     return programs
 
@@ -129,10 +157,16 @@ def measure_speed(model_path: str, prompts: list[list[dict[str, str]]], max_toke
     _load_llama(check_gguf_file(model_path), lm._engine_spec.n_ctx, lm._engine_spec.n_threads)
     ours_tokens, ours_seconds = 0, 0.0
     for messages in prompts:
+        request = lm15.Request(
+            model=lm.model,
+            system=messages[0]["content"],
+            messages=tuple(lm15.Message.user(message["content"]) for message in messages[1:]),
+            config=lm15.Config(max_tokens=max_tokens, temperature=0.0),
+        )
         started = time.perf_counter()
-        lm(messages=messages)
+        response = lm(request)
         ours_seconds += time.perf_counter() - started
-        ours_tokens += lm.history[-1]["usage"].get("completion_tokens", 0)
+        ours_tokens += response.usage.output_tokens or 0
 
     raw_speed = raw_tokens / raw_seconds if raw_seconds else 0.0
     ours_speed = ours_tokens / ours_seconds if ours_seconds else 0.0
@@ -171,12 +205,23 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def positive_count(text: str) -> int:
+    """Parse a count option that must be a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, but got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="data file (see pnb eval --help)")
     parser.add_argument("--preset", help="gsm8k or math500; detected from the columns when omitted")
-    parser.add_argument("--limit", type=int, help="use the first N questions")
-    parser.add_argument("--per-level", type=int, help="sample N questions per level 1 to 5 (needs a level field)")
+    parser.add_argument("--limit", type=positive_count, help="use the first N questions (default: all)")
+    parser.add_argument("--per-level", type=positive_count, help="sample N questions per level 1 to 5 (needs a level field)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --per-level sampling (default: 0)")
     parser.add_argument("--model", required=True, help="a .gguf path or a LiteLLM model string")
     parser.add_argument("--program", help="a compiled program JSON to add as method `program`")
@@ -185,14 +230,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", help="result file name stem (default: DATA-MODEL)")
     parser.add_argument("--max-tokens", type=int, default=1024, help="cap on generated tokens per LM call (default: 1024)")
     parser.add_argument("--num-threads", type=int, default=1, help="questions in parallel (default: 1)")
-    parser.add_argument("--speed-prompts", type=int, default=3, help="prompts for the speed comparison; 0 skips it")
-    parser.add_argument("--speed-max-tokens", type=int, default=128, help="generated tokens per speed prompt")
+    parser.add_argument("--speed-prompts", type=int, default=3, help="prompts for the speed comparison (default: 3); 0 skips it")
+    parser.add_argument("--speed-max-tokens", type=int, default=128, help="tokens to generate per speed prompt (default: 128)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args, argv)
+    except (BenchmarkError, DataError, ModelFileError, ProgramFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Run the benchmark that `args` describes and write its results; see the module docstring."""
     questions = select_questions(args)
     model_name = Path(args.model).stem if args.model.endswith(".gguf") else args.model
     data_name = Path(args.data).parent.name if Path(args.data).stem in ("test", "train") else Path(args.data).stem
@@ -201,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
     timer = LMTimer()
     lm = make_lm(args.model, max_tokens=args.max_tokens, cache=False)
-    dspy.configure(callbacks=[timer])
     programs = build_programs(args)
+    dspy.configure(callbacks=[timer])
 
     from tqdm import tqdm
 
@@ -243,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "summaries": {method: summary.as_dict() for method, summary in summaries.items()},
         "overhead": overhead,
         "speed": speed,
+        "program": {"path": args.program, "method": read_program(args.program).method} if args.program else None,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
     }
     report["by_level"] = by_level(read_records(RESULTS_DIR / f"{name}.jsonl", report["question_ids"], list(summaries)))

@@ -1,4 +1,4 @@
-"""Tests for the benchmark page: targets, Pareto front, per-level table and rebuilding a page."""
+"""Tests for the benchmark scripts: targets, the page, the per-level table, rebuilding a page and option checks."""
 
 from __future__ import annotations
 
@@ -133,3 +133,95 @@ def test_rebuild_page_without_records_file(tmp_path, capsys):
         report.main([str(tmp_path / "run.json")])
 
     assert "records file not found" in capsys.readouterr().err
+
+
+def test_targets_zero_vanilla_not_measured():
+    summaries = {"vanilla": _summary(0.0, 400.0), "pnb": _summary(0.0, 600.0)}
+
+    rows = {row["target"]: row for row in report.check_targets(_report(summaries, ["q1"])) if row["method"] == "pnb"}
+
+    assert rows[report.TARGETS["e3_vs_vanilla"]]["met"] is None
+    assert "vanilla's E³ is 0" in rows[report.TARGETS["e3_vs_vanilla"]]["measured"]
+    assert rows[report.TARGETS["tokens"]]["measured"] == "600 vs 400 (50% more)"
+
+
+def test_page_names_program_method():
+    page_report = _report({"vanilla": _summary(50.0, 400.0)}, ["q1"])
+    page_report["targets"] = report.check_targets(page_report)
+    page_report["program"] = {"path": "programs/p.json", "method": "global-budget"}
+
+    page = report.render_page(page_report)
+
+    assert "`program` is the compiled program `programs/p.json`; its method is `global-budget`." in page
+
+
+# Option checks of run_benchmark.py; none of them loads a model.
+
+
+@pytest.fixture
+def run_benchmark():
+    import run_benchmark as module
+
+    return module
+
+
+@pytest.fixture
+def word_problems(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    rows = [{"question": f"What is {n} + 1?", "answer": f"#### {n + 1}"} for n in range(3)]
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_per_level_without_levels_rejected(run_benchmark, word_problems):
+    args = run_benchmark.parse_args(["--data", str(word_problems), "--per-level", "2", "--model", "m.gguf"])
+
+    with pytest.raises(run_benchmark.BenchmarkError, match="--per-level 2: .* has no level field"):
+        run_benchmark.select_questions(args)
+
+
+def test_empty_selection_rejected(run_benchmark, word_problems, monkeypatch):
+    monkeypatch.setattr(run_benchmark, "load_questions", lambda *args, **kwargs: [])
+    args = run_benchmark.parse_args(["--data", str(word_problems), "--model", "m.gguf"])
+
+    with pytest.raises(run_benchmark.BenchmarkError, match="no questions selected"):
+        run_benchmark.select_questions(args)
+
+
+@pytest.mark.parametrize("option", ["--limit", "--per-level"])
+def test_count_below_one_rejected(run_benchmark, word_problems, capsys, option):
+    with pytest.raises(SystemExit):
+        run_benchmark.parse_args(["--data", str(word_problems), "--model", "m.gguf", option, "-5"])
+
+    assert "must be a whole number of at least 1, but got '-5'" in capsys.readouterr().err
+
+
+def test_unknown_method_rejected(run_benchmark, word_problems):
+    args = run_benchmark.parse_args(["--data", str(word_problems), "--model", "m.gguf", "--methods", "pnb_stepwise"])
+
+    with pytest.raises(run_benchmark.BenchmarkError, match="unknown method 'pnb_stepwise'"):
+        run_benchmark.build_programs(args)
+
+
+def test_scheduler_methods_built(run_benchmark, word_problems):
+    argv = ["--data", str(word_problems), "--model", "m.gguf", "--schedulers", "cosine", "--methods", "vanilla", "pnb-cosine"]
+
+    programs = run_benchmark.build_programs(run_benchmark.parse_args(argv))
+
+    assert list(programs) == ["vanilla", "pnb-cosine"]
+    assert programs["pnb-cosine"].config.scheduler == "cosine"
+
+
+def test_planner_cap_follows_max_tokens(run_benchmark, word_problems):
+    argv = ["--data", str(word_problems), "--model", "m.gguf", "--max-tokens", "96", "--methods", "pnb"]
+
+    programs = run_benchmark.build_programs(run_benchmark.parse_args(argv))
+
+    assert programs["pnb"].config.planner_max_tokens == 96
+
+
+def test_missing_data_clean_error(run_benchmark, tmp_path, capsys):
+    code = run_benchmark.main(["--data", str(tmp_path / "missing.jsonl"), "--model", "m.gguf"])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: data file not found")
