@@ -225,3 +225,24 @@ def test_missing_data_clean_error(run_benchmark, tmp_path, capsys):
 
     assert code == 2
     assert capsys.readouterr().err.startswith("error: data file not found")
+
+
+def test_analyze_plans_splits_fallbacks(tmp_path, capsys):
+    import analyze_plans
+
+    records = [
+        _record("q1", "vanilla", None, True, 300),
+        _record("q2", "vanilla", None, False, 300),
+        {**_record("q1", "pnb", None, False, 200), "tokens": {"total": 200, "planner": 50}, "plan_fallback": None},
+        {**_record("q2", "pnb", None, True, 400), "tokens": {"total": 400, "planner": 150}, "plan_fallback": "too many steps"},
+    ]
+    path = tmp_path / "run.jsonl"
+    path.write_text("\n".join(json.dumps(record) for record in records) + "\n", encoding="utf-8")
+
+    assert analyze_plans.main([str(path)]) == 0
+
+    output = capsys.readouterr().out
+    assert "plan used:         0/1 correct (0%), 200 tokens on average; vanilla on these: 1/1 correct" in output
+    assert "one-step fallback: 1/1 correct (100%), 400 tokens on average; vanilla on these: 0/1 correct" in output
+    assert "planner share of all tokens: 33%" in output
+    assert "right where vanilla was wrong 1, wrong where vanilla was right 1" in output
