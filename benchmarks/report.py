@@ -43,8 +43,10 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(
                 _target_row("e3_vs_global", method, pnb["e3"] > global_budget["e3"], f"{pnb['e3']:.2f} vs {global_budget['e3']:.2f}")
             )
-        gap = vanilla["accuracy"] - pnb["accuracy"]
-        rows.append(_target_row("accuracy", method, gap <= 2.0, f"{pnb['accuracy']:.1f}% vs {vanilla['accuracy']:.1f}% ({-gap:+.1f} points)"))
+        difference = pnb["accuracy"] - vanilla["accuracy"]
+        rows.append(
+            _target_row("accuracy", method, difference >= -2.0, f"{pnb['accuracy']:.1f}% vs {vanilla['accuracy']:.1f}% ({difference:+.1f} points)")
+        )
         if vanilla["avg_tokens"]:
             saving = 1 - pnb["avg_tokens"] / vanilla["avg_tokens"]
             change = f"{saving:.0%} fewer" if saving >= 0 else f"{-saving:.0%} more"
@@ -124,26 +126,40 @@ def save_plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     points = [(method, summary["avg_tokens"], summary["accuracy"]) for method, summary in report["summaries"].items()]
-    # Methods with identical scores (a compiled program that is a baseline, say) share one label.
-    labels: dict[tuple[float, float], list[str]] = {}
-    for method, tokens, accuracy in points:
-        labels.setdefault((tokens, accuracy), []).append(method)
     all_tokens = [tokens for _, tokens, _ in points] or [0.0]
     all_accuracy = [accuracy for _, _, accuracy in points] or [0.0]
     x_span = max(max(all_tokens) - min(all_tokens), 1.0)
+    # Methods at the same accuracy within 1% of the token range would draw one point over
+    # another, so they share one point and one label, each with its own E³.
+    groups: list[tuple[float, float, list[str]]] = []
+    for method, tokens, accuracy in sorted(points, key=lambda point: (point[1], point[2])):
+        for group in groups:
+            if group[1] == accuracy and abs(group[0] - tokens) <= 0.01 * x_span:
+                group[2].append(method)
+                break
+        else:
+            groups.append((tokens, accuracy, [method]))
+
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    placed: list[tuple[float, float]] = []
-    for (tokens, accuracy), methods in sorted(labels.items()):
-        e3 = report["summaries"][methods[0]]["e3"]
-        axes.scatter(tokens, accuracy, s=40)
-        # A label that would sit on a nearby point's label goes below its point instead.
-        crowded = any(abs(tokens - x) < 0.15 * x_span and abs(accuracy - y) < 6.0 for x, y in placed)
-        offset = (6, -22) if crowded else (6, 4)
-        axes.annotate(f"{' = '.join(methods)}\nE³={e3:.2f}", (tokens, accuracy), textcoords="offset points", xytext=offset, fontsize=8)
-        placed.append((tokens, accuracy))
     # Room on the right for the last point's label, and an accuracy axis that starts at 0 or above.
     axes.set_xlim(min(all_tokens) - 0.08 * x_span, max(all_tokens) + 0.35 * x_span)
     axes.set_ylim(max(0.0, min(all_accuracy) - 10.0), min(100.0, max(all_accuracy) + 10.0) if max(all_accuracy) > 0 else 10.0)
+    figure.tight_layout()
+    placed: list[tuple[float, float, float, float]] = []
+    for tokens, accuracy, methods in groups:
+        axes.scatter(tokens, accuracy, s=40)
+        text = "\n".join(_plot_label(methods, report["summaries"]))
+        # Positions and label sizes in points (8-point text: about 5 points a character, 10 a line).
+        width = 5.0 * max(len(line) for line in text.split("\n"))
+        height = 10.0 * (text.count("\n") + 1)
+        x, y = axes.transData.transform((tokens, accuracy)) * 72.0 / figure.dpi
+        # Try above, below, then further out, and take the first spot no earlier label covers.
+        for dx, dy in ((6, 4), (6, -4 - height), (6, 8 + height), (6, -10 - 2 * height), (-6 - width, 4), (-6 - width, -4 - height)):
+            box = (x + dx, y + dy, x + dx + width, y + dy + height)
+            if not any(box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3] for other in placed):
+                break
+        placed.append(box)
+        axes.annotate(text, (tokens, accuracy), textcoords="offset points", xytext=(dx, dy), fontsize=8)
     front = pareto_front(points)
     axes.plot([point[1] for point in front], [point[2] for point in front], linestyle="--", color="grey", label="Pareto front")
     axes.set_xlabel("average generated tokens per question (all stages)")
@@ -154,6 +170,14 @@ def save_plot(report: dict[str, Any], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def _plot_label(methods: list[str], summaries: dict[str, Any]) -> list[str]:
+    """Return the label lines of one plotted point: method names and E³, shared when the E³ is equal."""
+    values = {round(summaries[method]["e3"], 2) for method in methods}
+    if len(values) == 1:
+        return [" = ".join(methods), f"E³={summaries[methods[0]]['e3']:.2f}"]
+    return [f"{method} E³={summaries[method]['e3']:.2f}" for method in methods]
 
 
 def _count(number: int, noun: str) -> str:

@@ -246,3 +246,10 @@ def test_analyze_plans_splits_fallbacks(tmp_path, capsys):
     assert "one-step fallback: 1/1 correct (100%), 400 tokens on average; vanilla on these: 0/1 correct" in output
     assert "planner share of all tokens: 33%" in output
     assert "right where vanilla was wrong 1, wrong where vanilla was right 1" in output
+
+
+def test_plot_label_shared_and_separate_e3():
+    summaries = {"a": _summary(50.0, 200.0), "b": _summary(50.0, 200.0), "c": _summary(50.0, 201.0)}
+
+    assert report._plot_label(["a", "b"], summaries) == ["a = b", "E³=12.50"]
+    assert report._plot_label(["a", "c"], summaries) == ["a E³=12.50", "c E³=12.44"]
