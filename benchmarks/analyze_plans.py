@@ -14,22 +14,19 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from pnb_dspy.evaluation import latest_records, read_results
+
 
 def read_latest(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """Return the scored records of `path` by method and question id, the last one per pair."""
+    """Return the scored records of a results file by method and question id, the last one per pair."""
     by_method: dict[str, dict[str, dict[str, Any]]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if record.get("status") == "ok":
-                by_method.setdefault(record["method"], {})[record["id"]] = record
+    for (question_id, method), record in latest_records(read_results(path)).items():
+        if record.get("status") == "ok":
+            by_method.setdefault(method, {})[question_id] = record
     return by_method
 
 

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pnb_dspy.evaluation import latest_records, read_results
+
 PNB_METHODS = ("pnb", "pnb-stepwise", "program")
 
 TARGETS = {
@@ -72,18 +74,11 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def read_records(path: Path, question_ids: list[str], methods: list[str]) -> list[dict[str, Any]]:
-    """Return the records of `path` (JSON Lines) for these questions and methods, the last one per pair."""
+    """Return the records of a results file for these questions and methods, the last one per pair."""
     id_filter = set(question_ids)
     method_filter = set(methods)
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if record.get("id") in id_filter and record.get("method") in method_filter:
-                latest[(record["id"], record["method"])] = record
-    return list(latest.values())
+    latest = latest_records(read_results(path))
+    return [record for (question_id, method), record in latest.items() if question_id in id_filter and method in method_filter]
 
 
 def by_level(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:

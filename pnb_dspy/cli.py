@@ -496,17 +496,16 @@ def command_compile(args: argparse.Namespace) -> int:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tqdm(total=settings.n_trials, desc="trials", unit="trial", file=sys.stderr) as bar:
 
-        def show_progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        def show_finished(study: optuna.Study) -> None:
             bar.n = min(count_trials(study)[0], settings.n_trials)
             bar.refresh()
 
-        def show_resumed(study: optuna.Study) -> None:
-            bar.n = min(count_trials(study)[0], settings.n_trials)
-            bar.refresh()
+        def show_progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            show_finished(study)
 
         try:
             result = compile_program(
-                settings, questions, lm, planner_lms, out=out, callbacks=[show_progress], on_open=show_resumed
+                settings, questions, lm, planner_lms, out=out, callbacks=[show_progress], on_open=show_finished
             )
         except StudyMismatchError as error:
             raise UsageError(str(error)) from error
