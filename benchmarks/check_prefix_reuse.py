@@ -1,11 +1,13 @@
 """Check whether llama.cpp's prompt-prefix reuse changes greedy output.
 
 llama-cpp-python keeps the previous prompt's KV cache and evaluates only the tokens after the
-longest shared prefix. That splits the prompt into different batches than a fresh evaluation,
-so the floating-point sums differ slightly, and at temperature 0 a near tie can flip a token.
-This script answers each question three ways with the same model instance: fresh, fresh again,
-and right after a different prompt that shares the instructions. It prints whether the outputs
-match and where they first diverge.
+longest shared prefix. The rest of the prompt is then evaluated in other batches than in a fresh
+evaluation, which can change the sums slightly. At temperature 0 that is enough to flip a near
+tie. This script shows the effect, not the arithmetic.
+
+It answers each question three ways with the same model instance: fresh, fresh again, and right
+after a different prompt that shares the instructions. It prints whether the outputs match and
+where they first diverge.
 
 Usage:
     python benchmarks/check_prefix_reuse.py --model "$(../shared/tools/bench-model)"
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-# About as long as the system message DSPy's chat adapter writes for a one-field signature.
+# A system message in the form of DSPy's chat adapter, shorter, so the prompts share several lines.
 INSTRUCTIONS = (
     "Your input fields are:\n1. `question` (str): a math word problem\n"
     "Your output fields are:\n1. `solution` (str): the working, step by step\n"

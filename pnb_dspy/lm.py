@@ -201,8 +201,8 @@ def make_lm(
         api_base: server URL for served models (ignored for llama.cpp).
         api_key: API key for hosted models; never stored in saved programs or results.
         temperature: sampling temperature; 0 is greedy. With llama.cpp, greedy output can still
-            depend on the previous call, because the prompt prefix it shares is reused from the
-            cache and evaluated in different batches (`benchmarks/check_prefix_reuse.py`).
+            depend on the previous call, because llama-cpp-python reuses the cached prompt prefix
+            that both calls share (`benchmarks/check_prefix_reuse.py` shows the effect).
         max_tokens: default cap on generated tokens per call.
         n_ctx: llama.cpp context window in tokens.
         cache: whether DSPy caches replies.

@@ -58,7 +58,7 @@ def test_pareto_front_drops_dominated_points():
     assert [name for name, _, _ in front] == ["a", "c"]
 
 
-def test_targets_met_and_missed():
+def test_targets_all_met():
     summaries = {"vanilla": _summary(50.0, 400.0), "global-budget": _summary(50.0, 250.0), "pnb": _summary(49.0, 200.0)}
 
     rows = {row["target"]: row for row in report.check_targets(_report(summaries, ["q1"])) if row["method"] == "pnb"}
